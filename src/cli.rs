@@ -67,7 +67,12 @@ impl Command {
             Self::Serve => serve(Config::from_env()?)?,
             Self::Healthcheck => healthcheck(Config::from_env()?.http_port)?,
             Self::Recount => {
-                let count = open_store(&Config::from_env()?)?.recount()?;
+                // One statement needs one connection, not a warm pool.
+                let config = Config {
+                    pool_size: 1,
+                    ..Config::from_env()?
+                };
+                let count = open_store(&config)?.recount()?;
                 println!("{count} messages");
             }
         }

@@ -58,10 +58,6 @@ impl<B: Read> Request<B> {
             .split_once('?')
             .map_or(&self.url, |(path, _query)| path)
     }
-
-    fn declares_body(&self) -> bool {
-        self.chunked || self.content_length.is_some_and(|length| length > 0)
-    }
 }
 
 /// A complete response.
@@ -72,9 +68,6 @@ pub struct Response {
     pub body: Vec<u8>,
     /// The `Allow` header of a `405`.
     pub allow: Option<&'static str>,
-    /// True when part of the request body was left unread, so that the
-    /// connection cannot carry another request and must be closed.
-    pub close: bool,
 }
 
 const JSON: &str = "application/json";
@@ -87,7 +80,6 @@ impl Response {
             content_type,
             body,
             allow: None,
-            close: false,
         }
     }
 
@@ -105,7 +97,6 @@ impl Response {
             content_type: JSON,
             body: body.into_bytes(),
             allow,
-            close: false,
         }
     }
 }
@@ -113,9 +104,7 @@ impl Response {
 /// Answers one request. Errors become their JSON answer here, and each
 /// `5xx` is logged with its full cause.
 pub fn handle<B: Read>(app: &App, mut request: Request<B>) -> Response {
-    let mut body_read = false;
-    let outcome = route(app, &mut request, &mut body_read);
-    let mut response = outcome.unwrap_or_else(|error| {
+    route(app, &mut request).unwrap_or_else(|error| {
         if error.status() >= 500 {
             error!(
                 "{} {} failed: {}",
@@ -125,20 +114,14 @@ pub fn handle<B: Read>(app: &App, mut request: Request<B>) -> Response {
             );
         }
         Response::from_error(&error)
-    });
-    response.close = request.declares_body() && !body_read;
-    response
+    })
 }
 
-fn route<B: Read>(
-    app: &App,
-    request: &mut Request<B>,
-    body_read: &mut bool,
-) -> Result<Response, ApiError> {
+fn route<B: Read>(app: &App, request: &mut Request<B>) -> Result<Response, ApiError> {
     match (request.method.as_str(), request.path()) {
         ("GET" | "HEAD", "/") => count(app),
         ("GET" | "HEAD", "/ping") => Ok(Response::ok(JSON, b"{\"Status\":\"OK\"}\n".to_vec())),
-        ("POST", "/send") => send(app, request, body_read),
+        ("POST", "/send") => send(app, request),
         (_, "/" | "/ping") => Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" }),
         (_, "/send") => Err(ApiError::MethodNotAllowed { allow: "POST" }),
         _ => Err(ApiError::NotFound),
@@ -154,16 +137,11 @@ fn count(app: &App) -> Result<Response, ApiError> {
     ))
 }
 
-fn send<B: Read>(
-    app: &App,
-    request: &mut Request<B>,
-    body_read: &mut bool,
-) -> Result<Response, ApiError> {
+fn send<B: Read>(app: &App, request: &mut Request<B>) -> Result<Response, ApiError> {
     if !is_json(request.content_type.as_deref()) {
         return Err(ApiError::UnsupportedMediaType);
     }
     let body = read_body(request, app.limits.body)?;
-    *body_read = true;
     let value = parse_value(&body, app.limits.value)?;
 
     app.store.save_message(&value)?;

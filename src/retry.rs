@@ -5,6 +5,11 @@ use std::time::Duration;
 
 use backoff::ExponentialBackoffBuilder;
 
+/// The share by which each delay is randomly lengthened or shortened, so
+/// that replicas and hot-key writers that failed together do not retry in
+/// lockstep.
+const JITTER: f64 = 0.2;
+
 /// How long to wait between attempts, and for how long to keep trying.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -29,10 +34,9 @@ pub fn retry<T, E>(
     let backoff = ExponentialBackoffBuilder::new()
         .with_initial_interval(policy.first_delay)
         .with_multiplier(2.0)
-        // A little jitter keeps replicas and hot-key writers that failed
-        // together from retrying in lockstep.
-        .with_randomization_factor(0.2)
-        .with_max_interval(policy.max_delay)
+        .with_randomization_factor(JITTER)
+        // Jitter is applied after the cap, so the cap leaves room for it.
+        .with_max_interval(policy.max_delay.div_f64(1.0 + JITTER))
         .with_max_elapsed_time(Some(policy.give_up_after))
         .build();
     let classified = || {

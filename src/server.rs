@@ -141,9 +141,8 @@ impl Server {
     /// leaving them to tiny_http's bodiless `500`.
     fn refuse_queued(&self) {
         while let Ok(Some(request)) = self.http.try_recv() {
-            let mut response = Response::from_error(&ApiError::ShuttingDown);
-            response.close = true;
-            let _ = request.respond(to_tiny(response));
+            // The client may be gone already; there is no one else to tell.
+            let _ = request.respond(to_tiny(Response::from_error(&ApiError::ShuttingDown)));
         }
     }
 }
@@ -275,9 +274,6 @@ fn to_tiny(response: Response) -> tiny_http::Response<io::Cursor<Vec<u8>>> {
         .with_header(header("Content-Type", response.content_type));
     if let Some(allow) = response.allow {
         tiny.add_header(header("Allow", allow));
-    }
-    if response.close {
-        tiny.add_header(header("Connection", "close"));
     }
     tiny
 }

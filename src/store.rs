@@ -92,7 +92,9 @@ impl fmt::Display for StoreError {
             Self::Unavailable(_) => f.write_str("no database connection became free in time"),
             Self::Contended(_) => f.write_str("the database kept failing with a transient error"),
             Self::Query(_) => f.write_str("the database refused a statement"),
-            Self::Connect(_) => f.write_str("could not connect to the database"),
+            // The pool keeps only this text of a failed connection, so it
+            // carries the cause itself.
+            Self::Connect(error) => write!(f, "could not connect to the database: {error}"),
             Self::Migration(_) => f.write_str("could not apply the migrations"),
         }
     }
@@ -103,7 +105,7 @@ impl StdError for StoreError {
         match self {
             Self::Unavailable(error) => Some(error),
             Self::Contended(error) | Self::Query(error) => Some(error),
-            Self::Connect(error) => Some(error),
+            Self::Connect(_) => None,
             Self::Migration(error) => Some(error.as_ref()),
         }
     }
@@ -293,7 +295,14 @@ struct Manager {
 impl Manager {
     fn new(database: &Database) -> Self {
         let database = match database {
-            Database::Postgres(target) => Database::Postgres(with_client_timeouts(target)),
+            Database::Postgres(target) => {
+                // libpq's TLS runs on OpenSSL, whose exit-time cleanup would
+                // pull its state from under a pool thread that is still in a
+                // handshake when the process exits, and crash it. Setting
+                // OpenSSL up first, without that cleanup, avoids the race.
+                openssl_sys::init();
+                Database::Postgres(with_client_timeouts(target))
+            }
             Database::Sqlite(path) => Database::Sqlite(path.clone()),
         };
         Self { database }

@@ -1,0 +1,66 @@
+//! The database going away and coming back, and failing in unexpected
+//! ways, while the service runs.
+
+use std::time::{Duration, Instant};
+
+use crate::support::{Proxy, ServiceBuilder, TestDatabase, eventually, send_body};
+
+const UNAVAILABLE: &str = "{\"message\":\"the database is unavailable; try again shortly\"}\n";
+
+#[test]
+fn a_lost_database_gives_503_within_seconds_and_the_service_recovers_by_itself() {
+    let database = TestDatabase::create();
+    let proxy = Proxy::start(database.server_address());
+    let service = ServiceBuilder::new(&database.url_via(proxy.address())).start();
+    assert_eq!(service.post_json(&send_body("before")).status, 200);
+
+    proxy.cut();
+    let started = Instant::now();
+    let count = service.get("/");
+    let count_took = started.elapsed();
+    let write = service.post_json(&send_body("during"));
+    let ping = service.get("/ping");
+
+    assert_eq!((count.status, count.text()), (503, UNAVAILABLE));
+    assert!(
+        count_took < Duration::from_secs(5),
+        "503 took {count_took:?}"
+    );
+    assert_eq!((write.status, write.text()), (503, UNAVAILABLE));
+    assert_eq!(ping.status, 200);
+
+    proxy.restore();
+    let restored = Instant::now();
+    let recovered = eventually(Duration::from_secs(15), || service.get("/").status == 200);
+    eprintln!(
+        "recovered {:?} after the database came back",
+        restored.elapsed()
+    );
+
+    assert!(recovered, "no recovery; log:\n{}", service.log_text());
+    assert_eq!(service.get("/").text(), "Hello, Docker! (1)\n");
+    assert_eq!(service.post_json(&send_body("after")).status, 200);
+    assert_eq!(database.values(), ["after", "before"]);
+}
+
+#[test]
+fn an_unexpected_database_error_is_500_with_the_cause_in_the_log_only() {
+    let database = TestDatabase::create();
+    let service = ServiceBuilder::new(database.url()).start();
+    database.execute("DROP TABLE message_count");
+
+    let response = service.get("/");
+
+    assert_eq!(
+        (response.status, response.text()),
+        (500, "{\"message\":\"internal error\"}\n")
+    );
+    let line = service
+        .wait_for_log("GET / failed", Duration::from_secs(5))
+        .unwrap();
+    assert!(
+        line.contains("message_count"),
+        "the log names the cause: {line}"
+    );
+    assert_eq!(service.get("/ping").status, 200);
+}

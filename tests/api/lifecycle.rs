@@ -1,0 +1,244 @@
+//! Start-up, replicas, signals and unfriendly clients.
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::support::{Client, Proxy, ServiceBuilder, TestDatabase, send_body};
+
+#[test]
+fn start_up_waits_for_the_database_and_serves_soon_after_it_appears() {
+    let database = TestDatabase::create();
+    let proxy = Proxy::start(database.server_address());
+    proxy.cut();
+    let mut service = ServiceBuilder::new(&database.url_via(proxy.address())).spawn();
+    let retrying = service.wait_for_log("next attempt in", Duration::from_secs(10));
+    assert!(
+        retrying.is_some(),
+        "each failed attempt is logged:\n{}",
+        service.log_text()
+    );
+    thread::sleep(Duration::from_secs(2));
+
+    proxy.restore();
+    let restored = Instant::now();
+    service.wait_until_listening(Duration::from_secs(10));
+    eprintln!(
+        "serving {:?} after the database appeared",
+        restored.elapsed()
+    );
+
+    assert!(
+        restored.elapsed() < Duration::from_secs(7),
+        "backoff delays are capped at 5 s"
+    );
+    assert_eq!(service.get("/").text(), "Hello, Docker! (0)\n");
+}
+
+#[test]
+fn start_up_gives_up_after_the_connect_timeout_with_one_clear_line() {
+    let database = TestDatabase::create();
+    let proxy = Proxy::start(database.server_address());
+    proxy.cut();
+    let mut service = ServiceBuilder::new(&database.url_via(proxy.address()))
+        .env("CONNECT_TIMEOUT_SECS", "2")
+        .spawn();
+
+    let status = service
+        .wait_for_exit(Duration::from_secs(15))
+        .expect("the service exits");
+
+    assert!(!status.success());
+    let log = service.log_text();
+    let last = log.lines().last().unwrap();
+    assert!(last.contains("ERROR"), "{last}");
+    assert!(
+        last.contains("gave up on the database after 2s: could not connect"),
+        "{last}"
+    );
+}
+
+#[test]
+fn replicas_starting_together_on_an_empty_database_all_serve() {
+    let database = TestDatabase::create();
+    let builder = ServiceBuilder::new(database.url());
+
+    let mut replicas: Vec<_> = (0..3).map(|_| builder.spawn()).collect();
+    for replica in &mut replicas {
+        replica.wait_until_listening(Duration::from_secs(30));
+    }
+    for (index, replica) in replicas.iter().enumerate() {
+        replica.post_json(&send_body(&format!("from replica {index}")));
+    }
+
+    for replica in &replicas {
+        assert_eq!(replica.get("/").text(), "Hello, Docker! (3)\n");
+    }
+}
+
+#[test]
+fn sigterm_under_write_load_keeps_every_acknowledged_write_and_exits_0() {
+    let database = TestDatabase::create();
+    let mut service = ServiceBuilder::new(database.url()).start();
+    let acknowledged = Mutex::new(Vec::new());
+    let stop_writing = AtomicBool::new(false);
+
+    let address = service.address();
+
+    let (status, stopped_after) = thread::scope(|scope| {
+        for writer in 0..8 {
+            let (acknowledged, stop_writing) = (&acknowledged, &stop_writing);
+            scope.spawn(move || {
+                let mut client = Client::connect(address).unwrap();
+                for i in 0.. {
+                    if stop_writing.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let value = format!("w{writer}-{i}");
+                    match client.post_json("/send", &send_body(&value)) {
+                        Ok(response) if response.status == 200 => {
+                            acknowledged.lock().unwrap().push(value)
+                        }
+                        // Refused or cut off by the stop: not acknowledged.
+                        Ok(_) => {}
+                        Err(_) => match Client::connect(address) {
+                            Ok(fresh) => client = fresh,
+                            Err(_) => break,
+                        },
+                    }
+                }
+            });
+        }
+        thread::sleep(Duration::from_millis(700));
+        service.signal("TERM");
+        let signalled = Instant::now();
+        let status = service.wait_for_exit(Duration::from_secs(10));
+        let stopped_after = signalled.elapsed();
+        stop_writing.store(true, Ordering::SeqCst);
+        (status, stopped_after)
+    });
+    eprintln!("stopped {stopped_after:?} after SIGTERM");
+
+    assert_eq!(
+        status.map(|s| s.code()),
+        Some(Some(0)),
+        "log:\n{}",
+        service.log_text()
+    );
+    assert!(
+        stopped_after < Duration::from_secs(3),
+        "took {stopped_after:?}"
+    );
+    let acknowledged = acknowledged.into_inner().unwrap();
+    assert!(
+        acknowledged.len() > 50,
+        "the load was real: {} writes",
+        acknowledged.len()
+    );
+    let stored = database.values();
+    let lost: Vec<_> = acknowledged
+        .iter()
+        .filter(|v| stored.binary_search(v).is_err())
+        .collect();
+    assert!(lost.is_empty(), "acknowledged but not stored: {lost:?}");
+}
+
+#[test]
+fn sigint_stops_the_service_with_status_0() {
+    let mut service = ServiceBuilder::without_database().start();
+
+    service.signal("INT");
+
+    let status = service
+        .wait_for_exit(Duration::from_secs(3))
+        .expect("the service exits");
+    assert_eq!(status.code(), Some(0));
+    assert!(service.log_text().contains("stopped"));
+}
+
+#[test]
+fn slow_and_idle_clients_do_not_starve_the_others() {
+    let service = ServiceBuilder::without_database()
+        .env("WORKERS", "2")
+        .start();
+
+    // Connections that say nothing, and uploads that stall mid-body, each
+    // outnumbering the workers.
+    let idle: Vec<_> = (0..50)
+        .map(|_| TcpStream::connect(service.address()).unwrap())
+        .collect();
+    let stalled: Vec<_> = (0..6)
+        .map(|_| {
+            let mut stream = TcpStream::connect(service.address()).unwrap();
+            stream
+                .write_all(
+                    b"POST /send HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+                      Content-Length: 5000\r\n\r\n{\"value\": \"",
+                )
+                .unwrap();
+            stream
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(300));
+
+    let started = Instant::now();
+    let ping = service.get("/ping");
+    let count = service.get("/");
+    let write = service.post_json(&send_body("still served"));
+    let took = started.elapsed();
+
+    assert_eq!((ping.status, count.status, write.status), (200, 200, 200));
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    drop((idle, stalled));
+}
+
+#[test]
+fn recount_rebuilds_the_count_after_writes_made_without_the_service() {
+    let database = TestDatabase::create();
+    let builder = ServiceBuilder::new(database.url());
+    let service = builder.start();
+    service.post_json(&send_body("through the service"));
+    database.execute("INSERT INTO message (value) VALUES ('by hand 1'), ('by hand 2')");
+    let stale = service.get("/");
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ping-roach"))
+        .arg("recount")
+        .env_clear()
+        .env("DATABASE_URL", database.url())
+        .current_dir(builder.directory())
+        .output()
+        .unwrap();
+
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "3 messages\n");
+    assert_eq!(stale.text(), "Hello, Docker! (1)\n");
+    assert_eq!(service.get("/").text(), "Hello, Docker! (3)\n");
+}
+
+#[test]
+fn healthcheck_reports_whether_the_service_answers() {
+    let service = ServiceBuilder::without_database().start();
+    let healthcheck = |port: u16| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ping-roach"))
+            .arg("healthcheck")
+            .env_clear()
+            .env("HTTP_PORT", port.to_string())
+            .status()
+            .unwrap()
+    };
+    let free_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+
+    assert!(healthcheck(service.address().port()).success());
+    assert!(!healthcheck(free_port).success());
+}
