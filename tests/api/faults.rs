@@ -3,7 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{Proxy, ServiceBuilder, TestDatabase, eventually, send_body};
+use std::thread;
+
+use crate::support::{
+    Proxy, ServiceBuilder, TestDatabase, WriteLoad, eventually, lost_writes, send_body,
+};
 
 const UNAVAILABLE: &str = "{\"message\":\"the database is unavailable; try again shortly\"}\n";
 
@@ -63,4 +67,66 @@ fn an_unexpected_database_error_is_500_with_the_cause_in_the_log_only() {
         "the log names the cause: {line}"
     );
     assert_eq!(service.get("/ping").status, 200);
+}
+
+#[test]
+fn acknowledged_writes_survive_a_database_outage_under_load() {
+    let database = TestDatabase::create();
+    let proxy = Proxy::start(database.server_address());
+    let service = ServiceBuilder::new(&database.url_via(proxy.address())).start();
+    let load = WriteLoad::start(service.address(), 8);
+    thread::sleep(Duration::from_millis(800));
+
+    proxy.cut();
+    thread::sleep(Duration::from_secs(2));
+    let during_outage = load.acknowledged_count();
+    proxy.restore();
+    let recovered = eventually(Duration::from_secs(15), || {
+        load.acknowledged_count() > during_outage + 50
+    });
+    let acknowledged = load.stop();
+
+    assert!(
+        recovered,
+        "writes did not resume; log:\n{}",
+        service.log_text()
+    );
+    assert_eq!(
+        lost_writes(&acknowledged, &database.values()),
+        Vec::<&String>::new()
+    );
+    assert_eq!(
+        service.get("/").text(),
+        format!("Hello, Docker! ({})\n", database.message_rows())
+    );
+}
+
+#[test]
+fn a_killed_service_loses_no_acknowledged_write_and_counts_right_after_a_restart() {
+    let database = TestDatabase::create();
+    let builder = ServiceBuilder::new(database.url());
+    let mut service = builder.start();
+    let load = WriteLoad::start(service.address(), 8);
+    thread::sleep(Duration::from_millis(800));
+
+    service.signal("KILL");
+    service
+        .wait_for_exit(Duration::from_secs(5))
+        .expect("the service died");
+    let acknowledged = load.stop();
+    let restarted = builder.start();
+
+    assert!(
+        acknowledged.len() > 50,
+        "the load was real: {} writes",
+        acknowledged.len()
+    );
+    assert_eq!(
+        lost_writes(&acknowledged, &database.values()),
+        Vec::<&String>::new()
+    );
+    assert_eq!(
+        restarted.get("/").text(),
+        format!("Hello, Docker! ({})\n", database.message_rows())
+    );
 }

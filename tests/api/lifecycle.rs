@@ -2,12 +2,10 @@
 
 use std::io::Write;
 use std::net::TcpStream;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::support::{Client, Proxy, ServiceBuilder, TestDatabase, send_body};
+use crate::support::{Proxy, ServiceBuilder, TestDatabase, WriteLoad, lost_writes, send_body};
 
 #[test]
 fn start_up_waits_for_the_database_and_serves_soon_after_it_appears() {
@@ -83,43 +81,14 @@ fn replicas_starting_together_on_an_empty_database_all_serve() {
 fn sigterm_under_write_load_keeps_every_acknowledged_write_and_exits_0() {
     let database = TestDatabase::create();
     let mut service = ServiceBuilder::new(database.url()).start();
-    let acknowledged = Mutex::new(Vec::new());
-    let stop_writing = AtomicBool::new(false);
+    let load = WriteLoad::start(service.address(), 8);
+    thread::sleep(Duration::from_millis(700));
 
-    let address = service.address();
-
-    let (status, stopped_after) = thread::scope(|scope| {
-        for writer in 0..8 {
-            let (acknowledged, stop_writing) = (&acknowledged, &stop_writing);
-            scope.spawn(move || {
-                let mut client = Client::connect(address).unwrap();
-                for i in 0.. {
-                    if stop_writing.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let value = format!("w{writer}-{i}");
-                    match client.post_json("/send", &send_body(&value)) {
-                        Ok(response) if response.status == 200 => {
-                            acknowledged.lock().unwrap().push(value)
-                        }
-                        // Refused or cut off by the stop: not acknowledged.
-                        Ok(_) => {}
-                        Err(_) => match Client::connect(address) {
-                            Ok(fresh) => client = fresh,
-                            Err(_) => break,
-                        },
-                    }
-                }
-            });
-        }
-        thread::sleep(Duration::from_millis(700));
-        service.signal("TERM");
-        let signalled = Instant::now();
-        let status = service.wait_for_exit(Duration::from_secs(10));
-        let stopped_after = signalled.elapsed();
-        stop_writing.store(true, Ordering::SeqCst);
-        (status, stopped_after)
-    });
+    service.signal("TERM");
+    let signalled = Instant::now();
+    let status = service.wait_for_exit(Duration::from_secs(10));
+    let stopped_after = signalled.elapsed();
+    let acknowledged = load.stop();
     eprintln!("stopped {stopped_after:?} after SIGTERM");
 
     assert_eq!(
@@ -132,18 +101,15 @@ fn sigterm_under_write_load_keeps_every_acknowledged_write_and_exits_0() {
         stopped_after < Duration::from_secs(3),
         "took {stopped_after:?}"
     );
-    let acknowledged = acknowledged.into_inner().unwrap();
     assert!(
         acknowledged.len() > 50,
         "the load was real: {} writes",
         acknowledged.len()
     );
-    let stored = database.values();
-    let lost: Vec<_> = acknowledged
-        .iter()
-        .filter(|v| stored.binary_search(v).is_err())
-        .collect();
-    assert!(lost.is_empty(), "acknowledged but not stored: {lost:?}");
+    assert_eq!(
+        lost_writes(&acknowledged, &database.values()),
+        Vec::<&String>::new()
+    );
 }
 
 #[test]

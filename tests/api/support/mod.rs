@@ -3,11 +3,13 @@
 
 mod client;
 mod database;
+mod load;
 mod proxy;
 mod service;
 
 pub use client::Client;
 pub use database::{Isolation, TestDatabase};
+pub use load::{WriteLoad, lost_writes};
 pub use proxy::Proxy;
 pub use service::{Service, ServiceBuilder};
 
