@@ -57,8 +57,8 @@ echo "== dclint $("$dclint_bin" --version): ${compose_files[*]}"
 # Errors fail by default; --max-warnings 0 makes warnings fail too.
 "$dclint_bin" --max-warnings 0 "${compose_files[@]}" || failed=1
 
-echo "== shellcheck $("$shellcheck_bin" --version | awk '/^version:/ {print $2}'): ci/*.sh"
-"$shellcheck_bin" --severity=style ci/*.sh || failed=1
+echo "== shellcheck $("$shellcheck_bin" --version | awk '/^version:/ {print $2}'): ci/*.sh .ci/run"
+"$shellcheck_bin" --severity=style --external-sources ci/*.sh .ci/run || failed=1
 
 if [[ $failed -ne 0 ]]; then
     echo "lint-containers: FAILED" >&2
