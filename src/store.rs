@@ -22,6 +22,10 @@ use crate::schema::{message, message_count};
 /// The migrations in `migrations/`, compiled into the binary.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!();
 
+/// The longest a single statement may run on PostgreSQL or CockroachDB, in
+/// the syntax both accept.
+const STATEMENT_TIMEOUT: &str = "3s";
+
 /// Shards `0..COUNT_SHARDS` of `message_count`, as the migration creates
 /// them.
 const COUNT_SHARDS: u64 = 16;
@@ -68,6 +72,8 @@ pub enum StoreError {
     /// The database kept answering with a transient error (a write
     /// conflict or a lost connection) until the retries ran out.
     Contended(QueryError),
+    /// A statement ran into its time limit, most likely waiting for a lock.
+    TimedOut(QueryError),
     /// The database refused a statement.
     Query(QueryError),
     /// A connection could not be opened.
@@ -81,7 +87,7 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            Self::Unavailable(_) | Self::Contended(_) | Self::Connect(_)
+            Self::Unavailable(_) | Self::Contended(_) | Self::TimedOut(_) | Self::Connect(_)
         )
     }
 }
@@ -91,6 +97,7 @@ impl fmt::Display for StoreError {
         match self {
             Self::Unavailable(_) => f.write_str("no database connection became free in time"),
             Self::Contended(_) => f.write_str("the database kept failing with a transient error"),
+            Self::TimedOut(_) => f.write_str("a statement ran out of time"),
             Self::Query(_) => f.write_str("the database refused a statement"),
             // The pool keeps only this text of a failed connection, so it
             // carries the cause itself.
@@ -104,7 +111,7 @@ impl StdError for StoreError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
             Self::Unavailable(error) => Some(error),
-            Self::Contended(error) | Self::Query(error) => Some(error),
+            Self::Contended(error) | Self::TimedOut(error) | Self::Query(error) => Some(error),
             Self::Connect(_) => None,
             Self::Migration(error) => Some(error.as_ref()),
         }
@@ -132,6 +139,8 @@ impl Store {
                 attempt.set(attempt.get() + 1);
                 debug!("connecting to the database (attempt {})", attempt.get());
                 let mut connection = manager.connect()?;
+                // Migrations may take longer than a request may.
+                lift_statement_timeout(&mut connection.inner)?;
                 migrate(&mut connection.inner)
             },
             |_| true,
@@ -219,6 +228,8 @@ impl Store {
                     }
                     if is_transient(&error) {
                         StoreError::Contended(error)
+                    } else if is_statement_timeout(&error) {
+                        StoreError::TimedOut(error)
                     } else {
                         StoreError::Query(error)
                     }
@@ -227,6 +238,15 @@ impl Store {
             |error| matches!(error, StoreError::Contended(_)),
             |error, delay| debug!("retrying in {delay:?}: {}", crate::error::chain(error)),
         )
+    }
+}
+
+fn lift_statement_timeout(connection: &mut AnyConnection) -> Result<(), StoreError> {
+    match connection {
+        AnyConnection::Postgresql(connection) => connection
+            .batch_execute("SET statement_timeout = 0")
+            .map_err(StoreError::Query),
+        AnyConnection::Sqlite(_) => Ok(()),
     }
 }
 
@@ -274,6 +294,12 @@ pub fn is_transient(error: &QueryError) -> bool {
     }
 }
 
+/// PostgreSQL's and CockroachDB's texts for a statement cancelled by
+/// `statement_timeout`; Diesel does not expose the SQLSTATE (57014).
+fn is_statement_timeout(error: &QueryError) -> bool {
+    matches!(error, QueryError::DatabaseError(_, info) if info.message().contains("statement timeout"))
+}
+
 fn is_lost_connection(error: &QueryError) -> bool {
     matches!(
         error,
@@ -315,9 +341,16 @@ impl ManageConnection for Manager {
 
     fn connect(&self) -> Result<StoreConnection, StoreError> {
         let inner = match &self.database {
-            Database::Postgres(target) => AnyConnection::Postgresql(
-                diesel::PgConnection::establish(target).map_err(StoreError::Connect)?,
-            ),
+            Database::Postgres(target) => {
+                let mut connection =
+                    diesel::PgConnection::establish(target).map_err(StoreError::Connect)?;
+                // A request must not wait without end on a lock that someone
+                // else holds: past this, it is answered with 503.
+                connection
+                    .batch_execute(&format!("SET statement_timeout = '{STATEMENT_TIMEOUT}'"))
+                    .map_err(StoreError::Query)?;
+                AnyConnection::Postgresql(connection)
+            }
             Database::Sqlite(path) => AnyConnection::Sqlite(open_sqlite(path)?),
         };
         Ok(StoreConnection { inner, lost: false })

@@ -130,3 +130,28 @@ fn a_killed_service_loses_no_acknowledged_write_and_counts_right_after_a_restart
         format!("Hello, Docker! ({})\n", database.message_rows())
     );
 }
+
+#[test]
+fn a_write_blocked_by_a_lock_is_503_within_seconds() {
+    use diesel::prelude::*;
+
+    let database = TestDatabase::create();
+    let service = ServiceBuilder::new(database.url()).start();
+    let mut blocker = database.connect();
+
+    let (response, took) = blocker
+        .transaction(|blocker| {
+            // Every shard of the count locked by another session, as by an
+            // operator's long transaction.
+            diesel::sql_query("SELECT shard FROM message_count FOR UPDATE").execute(blocker)?;
+            let started = Instant::now();
+            let response = service.post_json(&send_body("blocked"));
+            diesel::QueryResult::Ok((response, started.elapsed()))
+        })
+        .unwrap();
+
+    assert_eq!((response.status, response.text()), (503, UNAVAILABLE));
+    assert!(took < Duration::from_secs(5), "answered after {took:?}");
+    assert_eq!(service.post_json(&send_body("free again")).status, 200);
+    assert_eq!(database.values(), ["free again"]);
+}
