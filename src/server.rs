@@ -28,6 +28,10 @@ const DRAIN_TIMEOUT: Duration = Duration::from_millis(2_500);
 /// by whoever answers.
 const BUFFERED_BODY_LIMIT: usize = 1024;
 
+/// Threads that read a request body need little stack: they parse JSON of at
+/// most the body limit and call the store.
+const UPLOAD_STACK_SIZE: usize = 256 * 1024;
+
 /// A bound listening socket, ready to serve.
 pub struct Server {
     http: Arc<tiny_http::Server>,
@@ -141,8 +145,23 @@ impl Server {
     /// leaving them to tiny_http's bodiless `500`.
     fn refuse_queued(&self) {
         while let Ok(Some(request)) = self.http.try_recv() {
-            // The client may be gone already; there is no one else to tell.
-            let _ = request.respond(to_tiny(Response::from_error(&ApiError::ShuttingDown)));
+            let body_unread = reads_body_from_socket(&request);
+            let refuse = move || {
+                // The client may be gone already; there is no one else to
+                // tell.
+                let _ = request.respond(to_tiny(Response::from_error(&ApiError::ShuttingDown)));
+            };
+            if body_unread {
+                // tiny_http reads the unread body after answering, which
+                // must not hold up the exit: the process ends without
+                // waiting for this thread. Should the thread not start, the
+                // dropped request still gets tiny_http's own 500.
+                let _ = thread::Builder::new()
+                    .stack_size(UPLOAD_STACK_SIZE)
+                    .spawn(refuse);
+            } else {
+                refuse();
+            }
         }
     }
 }
@@ -176,7 +195,7 @@ impl Worker {
                 let done = self.done.clone();
                 let spawned = thread::Builder::new()
                     .name("upload".to_owned())
-                    .stack_size(256 * 1024)
+                    .stack_size(UPLOAD_STACK_SIZE)
                     .spawn(move || {
                         answer(request, handler.as_ref());
                         drop(done);
