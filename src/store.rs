@@ -161,13 +161,12 @@ impl Store {
     /// The number of distinct stored messages.
     pub fn count_messages(&self) -> Result<i64, StoreError> {
         self.with_retries(|conn| {
-            message_count::table
-                .select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
-                    // A sum of BIGINT is NUMERIC on PostgreSQL and DECIMAL on
-                    // CockroachDB; the cast keeps one result type everywhere.
-                    "CAST(COALESCE(SUM(n), 0) AS BIGINT)",
-                ))
-                .get_result(conn)
+            // Summing the shards here rather than in SQL keeps the query a
+            // plain, typed select that Diesel prepares once per connection:
+            // SQL's SUM of BIGINT would be NUMERIC on PostgreSQL and DECIMAL
+            // on CockroachDB, and only a raw cast would bring it back.
+            let shards: Vec<i64> = message_count::table.select(message_count::n).load(conn)?;
+            Ok(shards.iter().sum())
         })
     }
 
