@@ -5,7 +5,9 @@ use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::support::{Proxy, ServiceBuilder, TestDatabase, WriteLoad, lost_writes, send_body};
+use crate::support::{
+    Client, Proxy, ServiceBuilder, TestDatabase, WriteLoad, lost_writes, send_body,
+};
 
 #[test]
 fn start_up_waits_for_the_database_and_serves_soon_after_it_appears() {
@@ -207,4 +209,32 @@ fn healthcheck_reports_whether_the_service_answers() {
 
     assert!(healthcheck(service.address().port()).success());
     assert!(!healthcheck(free_port).success());
+}
+
+#[test]
+fn clients_that_connect_together_are_all_answered() {
+    let service = ServiceBuilder::without_database().start();
+
+    // All connected before any sends: a burst that tiny_http's thread pool
+    // alone would leave mostly unanswered.
+    let mut clients: Vec<Client> = (0..100).map(|_| service.client()).collect();
+    for client in &mut clients {
+        client
+            .send_raw(b"GET /ping HTTP/1.1\r\nHost: test\r\n\r\n")
+            .unwrap();
+    }
+    let started = Instant::now();
+    // The first client left waiting ends the count, after one read timeout.
+    let answered = clients
+        .iter_mut()
+        .map(|client| client.read_response())
+        .take_while(|response| {
+            response
+                .as_ref()
+                .is_ok_and(|response| response.status == 200)
+        })
+        .count();
+
+    assert_eq!(answered, 100);
+    assert!(started.elapsed() < Duration::from_secs(5));
 }
