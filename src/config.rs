@@ -271,8 +271,8 @@ mod tests {
     #[test]
     fn a_path_or_sqlite_url_selects_sqlite() {
         assert_eq!(
-            Database::from_url("/tmp/x.db"),
-            Database::Sqlite("/tmp/x.db".into())
+            Database::from_url("/var/lib/ping-roach/messages.db"),
+            Database::Sqlite("/var/lib/ping-roach/messages.db".into())
         );
         assert_eq!(
             Database::from_url("sqlite://x.db"),

@@ -388,12 +388,13 @@ fn open_sqlite(path: &Path) -> Result<diesel::SqliteConnection, StoreError> {
     })?;
     let mut connection =
         diesel::SqliteConnection::establish(target).map_err(StoreError::Connect)?;
+    // The busy timeout comes first, so that a connection opened while
+    // another one writes queues for the lock instead of failing at once;
     // WAL lets readers run beside the one writer; FULL makes each answered
-    // write survive a power loss; the busy timeout makes writers queue for
-    // the lock instead of failing at once.
+    // write survive a power loss.
     connection
         .batch_execute(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 1000;",
+            "PRAGMA busy_timeout = 1000; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;",
         )
         .map_err(StoreError::Query)?;
     Ok(connection)

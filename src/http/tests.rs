@@ -41,7 +41,12 @@ impl TestApp {
     /// A connection of the test's own, beside the service's pool.
     fn sqlite(&self) -> SqliteConnection {
         let path = self.directory.path().join("messages.sqlite3");
-        SqliteConnection::establish(path.to_str().unwrap()).unwrap()
+        let mut connection = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+        // The service's pool may still be opening connections.
+        connection
+            .batch_execute("PRAGMA busy_timeout = 5000")
+            .unwrap();
+        connection
     }
 
     fn stored_values(&self) -> Vec<String> {
