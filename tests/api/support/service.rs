@@ -66,8 +66,10 @@ impl ServiceBuilder {
 
     /// Starts the service without waiting for it.
     pub fn spawn(&self) -> Service {
+        // Made absolute: the service runs in a directory of its own, where a
+        // relative path would not resolve.
         let binary = std::env::var("PING_ROACH_BIN")
-            .map(PathBuf::from)
+            .map(|path| std::fs::canonicalize(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
             .unwrap_or_else(|_| PathBuf::from(env!("CARGO_BIN_EXE_ping-roach")));
         let mut child = Command::new(&binary)
             .env_clear()
