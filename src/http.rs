@@ -40,7 +40,7 @@ pub struct Request<B> {
 }
 
 impl<B: Read> Request<B> {
-    /// A request without a body, as tests often need.
+    /// A request with no content headers, as tests often need.
     pub fn new(method: &str, url: &str, body: B) -> Self {
         Self {
             method: method.to_owned(),

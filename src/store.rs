@@ -301,7 +301,10 @@ pub fn is_transient(error: &QueryError) -> bool {
 /// PostgreSQL's and CockroachDB's texts for a statement cancelled by
 /// `statement_timeout`; Diesel does not expose the SQLSTATE (57014).
 fn is_statement_timeout(error: &QueryError) -> bool {
-    matches!(error, QueryError::DatabaseError(_, info) if info.message().contains("statement timeout"))
+    match error {
+        QueryError::DatabaseError(_, info) => info.message().contains("statement timeout"),
+        _ => false,
+    }
 }
 
 fn is_lost_connection(error: &QueryError) -> bool {

@@ -75,7 +75,8 @@ fn method() -> impl Strategy<Value = String> {
     prop_oneof![
         3 => Just("POST".to_owned()),
         2 => Just("GET".to_owned()),
-        1 => prop::sample::select(vec!["HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"]).prop_map(str::to_owned),
+        1 => prop::sample::select(vec!["HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"])
+            .prop_map(str::to_owned),
         1 => "[A-Za-z]{1,12}",
     ]
 }
@@ -130,7 +131,8 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
         4 => json_body(),
         2 => "\\{\"value\": \"[^\"\\\\]{0,40}\"\\}".prop_map(String::into_bytes),
         1 => prop::collection::vec(any::<u8>(), 0..3000),
-        1 => (1..200usize).prop_map(|depth| format!("{}{}", "[".repeat(depth), "]".repeat(depth)).into_bytes()),
+        1 => (1..200usize)
+            .prop_map(|depth| format!("{}{}", "[".repeat(depth), "]".repeat(depth)).into_bytes()),
         1 => (1..5000usize).prop_map(|depth| "{\"value\":".repeat(depth).into_bytes()),
     ]
 }
